@@ -1,0 +1,58 @@
+"""torchvision-customizer: customize pretrained torchvision models and build CNNs from blocks.
+
+Customizing never destroys pretrained knowledge and never fails silently::
+
+    >>> from torchvision_customizer import registry
+    >>> block = registry.get("cbam_block")(channels=256)
+
+Heavy names are imported lazily on first access, so ``import torchvision_customizer`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from . import errors, registry
+from ._version import __version__
+from .errors import TVCError
+
+# public name -> module that defines it (imported on first attribute access)
+_LAZY: dict[str, str] = {
+    # blocks
+    "Block": "blocks",
+    "ConvBlock": "blocks",
+    "ResidualBlock": "blocks",
+    "SEBlock": "blocks",
+    "CBAMBlock": "blocks",
+    "ECABlock": "blocks",
+    "DropPath": "blocks",
+    "MBConv": "blocks",
+    "FusedMBConv": "blocks",
+    "DepthwiseBlock": "blocks",
+    "InceptionModule": "blocks",
+    "DenseConnectionBlock": "blocks",
+    "StandardBottleneck": "blocks",
+    "WideBottleneck": "blocks",
+    # layers
+    "Mish": "layers",
+    "GeM": "layers",
+    "get_activation": "layers",
+    "get_normalization": "layers",
+    "get_pooling": "layers",
+}
+
+__all__ = ["TVCError", "__version__", "errors", "registry", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'torchvision_customizer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,3 @@
+"""Single source of the package version."""
+
+__version__ = "3.0.0a1"
