@@ -114,7 +114,7 @@ class WideBottleneck(StandardBottleneck):
                  act_layer: LayerType = "relu", attn_layer: Any = None, se_ratio: float = 1 / 16,
                  drop_path: float = 0.0, downsample: bool | None = None, zero_init_last: bool = False,
                  device: Any = None, dtype: torch.dtype | None = None) -> None:
-        base_width = int(round(64 * width_multiplier))
+        base_width = round(64 * width_multiplier)
         super().__init__(in_channels, out_channels, stride, expansion=expansion, base_width=base_width,
                          norm_layer=norm_layer, act_layer=act_layer, attn_layer=attn_layer, se_ratio=se_ratio,
                          drop_path=drop_path, downsample=downsample, zero_init_last=zero_init_last,

@@ -15,7 +15,15 @@ import torch
 from torch import nn
 
 from ..errors import BlockValueError
-from ..layers import LayerType, check_channels, check_float, check_int, create_act, create_norm, make_divisible
+from ..layers import (
+    LayerType,
+    check_channels,
+    check_float,
+    check_int,
+    create_act,
+    create_norm,
+    make_divisible,
+)
 from ._base import Block, register_block
 
 __all__ = ["SEBlock", "reduced_channels"]

@@ -44,7 +44,7 @@ for _name, _cls, _aliases in _BUILTIN:
     ACTIVATIONS.register(_name, _cls, category="activation", aliases=_aliases)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _accepts(cls: Any, arg: str) -> bool:
     try:
         return arg in inspect.signature(cls).parameters

@@ -94,10 +94,10 @@ def get(name: str, **kwargs: Any) -> Any:
 
 def create(name: str, *args: Any, **kwargs: Any) -> Any:
     """Instantiate the component ``name`` with ``args``/``kwargs``."""
-    return get(name).__call__(*args, **kwargs)
+    return _find(name).create(name, *args, **kwargs)
 
 
-def list(category: str | None = None, pattern: str | None = None) -> _list[str]:  # noqa: A001
+def list(category: str | None = None, pattern: str | None = None) -> _list[str]:
     """Sorted canonical block names; ``category`` may also be ``activation``, ``norm``, ``global_pool``."""
     if category in _LAYER_REGISTRIES:
         return _LAYER_REGISTRIES[category].list(pattern)

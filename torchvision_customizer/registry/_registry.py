@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from ..errors import PluginError, RegistryError, UnknownComponentError, closest
+from ..errors import RegistryError, UnknownComponentError, closest
 
 __all__ = ["Registry", "RegistryEntry", "normalize_name"]
 
