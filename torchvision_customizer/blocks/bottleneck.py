@@ -102,7 +102,8 @@ class StandardBottleneck(Block):
         out = self.act2(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         out = self.drop_path(self.attn(out))
-        return self.act3(out + shortcut)
+        out += shortcut  # in place, as torchvision: one less feature-map allocation
+        return self.act3(out)
 
 
 @register_block("wide_bottleneck", category="residual", aliases=("widebottleneck", "wide_resnet_block"))

@@ -98,4 +98,5 @@ class ResidualBlock(Block):
         out = self.act1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         out = self.drop_path(self.attn(out))
-        return self.act2(out + shortcut)
+        out += shortcut  # in place, as torchvision: one less feature-map allocation
+        return self.act2(out)
