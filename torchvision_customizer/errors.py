@@ -139,8 +139,8 @@ class TrainingError(TVCError, ValueError):
     """Training was asked for something impossible (bad optimizer name, epochs < 1, ...)."""
 
 
-class ExportError(TVCError, RuntimeError):
-    """Export to ONNX / torch.export / TorchScript failed or did not verify."""
+class ExportError(TVCError, ValueError, RuntimeError):
+    """Export to ONNX / torch.export / TorchScript was asked for something invalid, failed or did not verify."""
 
 
 class PluginError(TVCError, ImportError):
