@@ -63,6 +63,7 @@ LEGACY_KWARGS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "pooling_stride": ("pool_stride", None),
     "use_downsample": ("downsample", None),
     "add_residual": ("residual", None),
+    "dim": ("in_channels", None),
 }
 
 
