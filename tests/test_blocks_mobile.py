@@ -270,8 +270,9 @@ def test_fused_mbconv_options() -> None:
     block = FusedMBConv(24, 24, expand_ratio=1)
     assert isinstance(block.conv_pwl, nn.Identity) and block.conv_exp.conv.kernel_size == (3, 3)
     assert isinstance(FusedMBConv(24).se, nn.Identity)  # SE off by default
-    se = FusedMBConv(24, se_ratio=0.25).se
+    se = FusedMBConv(24, attn_layer="se").se
     assert isinstance(se, SEBlock) and se.in_channels == 96 and se.fc1.out_channels == 6
+    assert isinstance(FusedMBConv(24, use_se=True).se, SEBlock)  # the legacy flag really adds SE
     assert isinstance(FusedMBConv(24, se_ratio=0.25, attn_layer=None).se, nn.Identity)
     assert FusedMBConv(24, 48, stride=2)(torch.randn(1, 24, 8, 8)).shape == (1, 48, 4, 4)
 
@@ -310,7 +311,7 @@ def test_ghost_matches_timm(cfg: tuple[int, int, int, int, float]) -> None:
 
     cin, mid, cout, s, se = cfg
     ref = TimmGhost(cin, mid, cout, dw_kernel_size=3, stride=s, se_ratio=se)
-    ours = GhostBottleneck(cin, cout, stride=s, hidden_channels=mid, se_ratio=se)
+    ours = GhostBottleneck(cin, cout, stride=s, hidden_channels=mid, se_ratio=se, attn_layer="se" if se else None)
     assert n_params(ours) == n_params(ref)
     assert_same_function(ref, ours, torch.randn(2, cin, 9, 9))
 

@@ -6,8 +6,8 @@ expansion and the depthwise ``k x k`` of MBConv are fused into one regular ``k x
 stochastic depth when the shape is kept. As in torchvision's ``FusedMBConv``, the hidden width is
 ``in * expand_ratio`` rounded to a multiple of 8, and when there is no expansion (``expand_ratio
 == 1``) the block is a single ``k x k`` conv-norm-act. Departures: optional attention on the hidden
-width (off by default, as in EfficientNetV2; ``se_ratio > 0`` turns SE on, its squeeze width
-taken from the block input like MBConv), configurable activation and norm.
+width (off by default, as in EfficientNetV2; ``attn_layer="se"`` turns SE on, its squeeze width
+``in_channels * se_ratio`` taken from the block input like MBConv), configurable activation and norm.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ class FusedMBConv(Block):
         expand_ratio: hidden width / input width (legacy ``expansion``); at 1 the block is a single
             ``k x k`` conv-norm-act to ``out_channels``.
         kernel_size: odd kernel of the fused convolution.
-        se_ratio: SE squeeze width as a fraction of ``in_channels``; 0 (default) means no SE.
-        attn_layer: ``"se"`` (used only when ``se_ratio > 0``), another registered attention block
-            (always built), or ``None``.
+        se_ratio: SE squeeze width as a fraction of ``in_channels`` (0.25), used when ``attn_layer`` is set.
+        attn_layer: ``None`` (default: no attention, as EfficientNetV2), ``"se"`` (legacy
+            ``use_se=True``) or another registered attention block.
         act_layer: activation after the fused convolution and inside SE.
         norm_layer: norm after each convolution.
         gate_layer: SE gate (sigmoid).
@@ -60,7 +60,7 @@ class FusedMBConv(Block):
     OUTPUT_RULE = "out_channels; spatial / stride"
 
     def __init__(self, in_channels: int, out_channels: int | None = None, stride: int = 1,
-                 expand_ratio: float = 4.0, kernel_size: int = 3, se_ratio: float = 0.0, attn_layer: Any = "se",
+                 expand_ratio: float = 4.0, kernel_size: int = 3, se_ratio: float = 0.25, attn_layer: Any = None,
                  act_layer: LayerType = "silu", norm_layer: LayerType = "batch", gate_layer: LayerType = "sigmoid",
                  drop_path: float = 0.0, device: Any = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()

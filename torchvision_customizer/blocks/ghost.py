@@ -74,25 +74,25 @@ class GhostBottleneck(Block):
         stride: stride of the depthwise convolution (and of the shortcut).
         expand_ratio: hidden width / input width (legacy ``expansion``).
         kernel_size: odd kernel of the strided depthwise convolution and of the shortcut.
-        se_ratio: SE squeeze ratio on the hidden width (0.25 in GhostNet's SE stages); 0 = no SE.
+        se_ratio: SE squeeze ratio on the hidden width (0.25, GhostNet's), used when ``attn_layer`` is set.
         hidden_channels: explicit hidden width, overrides ``expand_ratio``.
-        attn_layer: ``"se"`` (used only when ``se_ratio > 0``), another registered attention block
-            (always built), or ``None``.
+        attn_layer: ``None`` (default: no attention), ``"se"`` (legacy ``use_se=True``) or another
+            registered attention block.
         act_layer: activation of the expanding Ghost module (and inside SE).
         norm_layer: norm after every convolution.
         gate_layer: SE gate (hard sigmoid, as GhostNet).
         drop_path: stochastic-depth rate on the residual branch.
 
     Example:
-        >>> GhostBottleneck(16, 24, stride=2, se_ratio=0.25)(torch.randn(1, 16, 32, 32)).shape
+        >>> GhostBottleneck(16, 24, stride=2, attn_layer="se")(torch.randn(1, 16, 32, 32)).shape
         torch.Size([1, 24, 16, 16])
     """
 
     OUTPUT_RULE = "out_channels; spatial / stride"
 
     def __init__(self, in_channels: int, out_channels: int | None = None, stride: int = 1,
-                 expand_ratio: float = 3.0, kernel_size: int = 3, se_ratio: float = 0.0,
-                 hidden_channels: int | None = None, attn_layer: Any = "se", act_layer: LayerType = "relu",
+                 expand_ratio: float = 3.0, kernel_size: int = 3, se_ratio: float = 0.25,
+                 hidden_channels: int | None = None, attn_layer: Any = None, act_layer: LayerType = "relu",
                  norm_layer: LayerType = "batch", gate_layer: LayerType = "hard_sigmoid", drop_path: float = 0.0,
                  device: Any = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
