@@ -567,8 +567,9 @@ class Trainer:
             return module(x)
         except RuntimeError as err:
             msg = str(err).strip().splitlines()[0][:300]
-            raise TrainingError("the model cannot run on the loader's batch", where=where,
-                                got=f"inputs of shape {tuple(x.shape)}", hint=f"torch said: {msg}") from err
+            raise TrainingError("the model cannot run on the loader's inputs", where=where,
+                                expected="inputs of the shape the model takes", got=tuple(x.shape),
+                                hint=f"torch said: {msg}") from err
 
     def _run(self, train_loader: Any, val_loader: Any, criterion: nn.Module, cbs: list[Any],
              config: dict[str, Any], resume_path: Path | None, *, grad_clip: float | None,
