@@ -291,7 +291,7 @@ def _apply_norm_rules(plan: _Plan, names: dict[str, str], modules: dict[str, nn.
         rule, drop, keep = norm_swap(skind, kind, type(mod).__name__, leaves)
         for leaf in leaves:
             key = prefix + leaf
-            if key in plan.pairs:
+            if rule is not None and key in plan.pairs:
                 plan.rule[key] = rule
         for leaf, reason in drop.items():
             src = by_name.get(prefix + leaf)
@@ -448,7 +448,8 @@ def partial_load(model: nn.Module, source: Any, *, strict: bool = False, ignore_
         dry_run: compute the report without changing the model.
 
     Returns:
-        The :class:`LoadReport`. dtype and device follow the model.
+        The :class:`LoadReport`. dtype and device follow the model. Non-tensor source entries
+        (``"epoch": 3``) are listed in ``report.non_tensor`` and never raise.
     """
     model = _unwrap_model(model)
     raw, desc = _read_source(source)

@@ -181,7 +181,7 @@ _STATS = ("running_mean", "running_var")
 
 
 def norm_swap(source_kind: str, model_kind: str, model_class: str,
-              model_leaves: Iterable[str]) -> tuple[str, dict[str, str], dict[str, str]]:
+              model_leaves: Iterable[str]) -> tuple[str | None, dict[str, str], dict[str, str]]:
     """How a norm's tensors transfer when the source norm and the model's norm differ in kind.
 
     Args:
@@ -191,21 +191,29 @@ def norm_swap(source_kind: str, model_kind: str, model_class: str,
         model_leaves: the model module's state-dict leaf names (``weight``, ``bias``, ...).
 
     Returns:
-        ``(rule, drop, keep)``: the rule name; source leaves deliberately dropped -> reason; model
-        leaves that keep their own value by design -> reason. Leaves present on both sides with
-        equal shapes are loaded under the rule name; anything else stays missing/unexpected.
+        ``(rule, drop, keep)``: the rule name under which leaves present on both sides with equal
+        shapes are loaded (``None``: they are plainly ``loaded``, the norms being the same function);
+        source leaves deliberately dropped -> reason; model leaves that keep their own value by
+        design -> reason. Anything else stays missing/unexpected.
+
+    A source with running statistics but no batch counter into a BatchNorm is not a swap: it is
+    what FrozenBatchNorm and torchvision's older checkpoints (which predate the counter) hold, so
+    its tensors load plainly and the model keeps its own counter, as ``torch`` itself does.
     """
-    rule = f"norm_swap:{source_kind}->{model_class}"
     leaves = set(model_leaves)
+    stats = source_kind in ("batch", "frozen_batch")
+    rule = None if (source_kind == "frozen_batch" and model_kind == "batch") else \
+        f"norm_swap:{source_kind}->{model_class}"
+    label = rule or "the source norm"
     drop: dict[str, str] = {}
     keep: dict[str, str] = {}
     if "num_batches_tracked" not in leaves and source_kind == "batch":
         drop["num_batches_tracked"] = f"{rule}: {model_class} has no batch counter"
-    if model_kind == "affine" and source_kind in ("batch", "frozen_batch"):
+    if model_kind == "affine" and stats:
         for s in _STATS:
             drop[s] = f"{rule}: {model_class} keeps no running statistics"
     if "num_batches_tracked" in leaves and source_kind != "batch":
-        keep["num_batches_tracked"] = f"model value (kept by {rule}: the source norm has no batch counter)"
+        keep["num_batches_tracked"] = f"model value (kept: {label} has no batch counter)"
     return rule, drop, keep
 
 
