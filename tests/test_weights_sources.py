@@ -141,3 +141,16 @@ def test_densenet_old_style_keys_are_renamed_like_torchvision(torch_home: Path) 
     sd = resolve_weights("densenet121", "DEFAULT").state_dict()
     assert sorted(sd) == ["classifier.bias", "features.denseblock1.denselayer1.conv2.weight",
                           "features.denseblock1.denselayer1.norm1.weight"]
+
+
+def test_partial_load_takes_resolved_weights(cached_r18: Path, r18_sd: dict[str, torch.Tensor]) -> None:
+    from torchvision_customizer.weights import partial_load
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=10)
+    report = partial_load(model, resolve_weights("resnet18", "DEFAULT"))
+    assert report.source == "ResNet18_Weights.IMAGENET1K_V1"
+    assert [k for k, _, _ in report.shape_mismatched] == ["fc.weight", "fc.bias"]
+    assert all(torch.equal(model.state_dict()[k], r18_sd[k]) for k in report.loaded)
+    with pytest.raises(WeightLoadingError, match=r"no weights to load"):
+        partial_load(model, resolve_weights("resnet18", None))

@@ -321,7 +321,7 @@ def _can_assign(model: nn.Module) -> bool:
 
 
 def _assign_or_load(make: Callable[[bool], nn.Module], sd: dict[str, Any], desc: str, *, meta_ok: bool,
-                    strict: bool) -> tuple[nn.Module, LoadReport]:
+                    strict: bool, device: Any) -> tuple[nn.Module, LoadReport]:
     if meta_ok:
         model = make(True)
         report = _load(model, sd, desc, strict=strict, ignore_mismatch=True, key_map=None,
@@ -330,6 +330,8 @@ def _assign_or_load(make: Callable[[bool], nn.Module], sd: dict[str, Any], desc:
             model.load_state_dict(sd, strict=True, assign=True)
             return model, report
     model = make(False)
+    if device is not None and torch.device(device).type != "cpu":
+        model = model.to(device)
     report = partial_load(model, sd, strict=strict, adapt=False)
     return model, report
 
@@ -358,7 +360,7 @@ def build_and_load(builder: Callable[..., nn.Module] | str, path: str | os.PathL
         with torch.device("meta") if meta else contextlib.nullcontext():
             return builder(**kwargs)
 
-    model, report = _assign_or_load(make, sd, str(path), meta_ok=True, strict=strict)
+    model, report = _assign_or_load(make, sd, str(path), meta_ok=True, strict=strict, device=map_location)
     model.load_report = report
     return model
 
@@ -396,7 +398,7 @@ def load_model(path: str | os.PathLike[str], *, map_location: Any = "cpu", stric
         with torch.device("meta") if on_meta else contextlib.nullcontext():
             return fn(dict(arch))
 
-    model, report = _assign_or_load(make, sd, str(p), meta_ok=meta_ok, strict=strict)
+    model, report = _assign_or_load(make, sd, str(p), meta_ok=meta_ok, strict=strict, device=map_location)
     weights = meta.get(f"{_META_PREFIX}weights")
     if weights is not None:
         model._tvc_weights = weights

@@ -52,6 +52,7 @@ from .rules import (
     resolve_input_conv_mode,
     source_norm_kind,
 )
+from .sources import ResolvedWeights
 
 __all__ = [
     "WRAPPER_PREFIXES",
@@ -87,6 +88,13 @@ def _read_source(source: Any, where: str = "source") -> tuple[dict[str, Any], st
     """Source -> (flat dict, description)."""
     if isinstance(source, nn.Module):
         return dict(_unwrap_model(source, where).state_dict()), f"module {type(source).__name__}"
+    if isinstance(source, ResolvedWeights):
+        sd = source.state_dict()
+        if sd is None:
+            raise WeightLoadingError("there are no weights to load", where=where,
+                                     expected="resolved weights other than weights=None", got=source.name,
+                                     hint="skip the load when weights is None")
+        return sd, source.name
     if isinstance(source, (str, os.PathLike, bytes)):
         return load_state_dict_file(source), str(os.fsdecode(source) if isinstance(source, bytes) else source)
     if isinstance(source, Mapping):
@@ -431,8 +439,8 @@ def partial_load(model: nn.Module, source: Any, *, strict: bool = False, ignore_
     Args:
         model: the model to fill (a DataParallel/DDP/``torch.compile`` wrapper is looked through).
         source: a state dict (or a training checkpoint dict holding ``state_dict``/``model``/
-            ``model_state_dict``), a path to a ``.safetensors``/``.pt``/``.pth``/``.bin`` file, or
-            an ``nn.Module``.
+            ``model_state_dict``), a path to a ``.safetensors``/``.pt``/``.pth``/``.bin`` file, an
+            ``nn.Module``, or a :class:`~torchvision_customizer.weights.ResolvedWeights`.
         strict: raise :class:`WeightLoadingError` (carrying the report, model unchanged) when any
             tensor is missing, unexpected or shape-mismatched.
         ignore_mismatch: with ``False``, raise on shape mismatches only (model unchanged).
