@@ -39,15 +39,29 @@ OPTIMIZERS: dict[str, tuple[type[Optimizer], dict[str, Any]]] = {
 SCHEDULERS = ("cosine", "step", "onecycle", "none")
 
 
-def trainable_param_groups(model: nn.Module, lr: float, weight_decay: float | None) -> list[dict[str, Any]]:
-    """Optimizer groups holding only parameters with ``requires_grad``."""
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    params = inspect.signature(fn).parameters
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def trainable_param_groups(model: nn.Module, lr: float, weight_decay: float | None,
+                           layer_decay: float | None = None) -> list[dict[str, Any]]:
+    """Optimizer groups holding only parameters with ``requires_grad``.
+
+    ``weight_decay`` (when not ``None``) and ``layer_decay`` are passed to ``model.param_groups``
+    when it takes them; ``layer_decay`` without such a method is an error.
+    """
     groups_fn = getattr(model, "param_groups", None)
+    if layer_decay is not None and not (callable(groups_fn) and _accepts(groups_fn, "layer_decay")):
+        raise TrainingError("layer_decay needs a model whose param_groups() takes layer_decay",
+                            where="fit(layer_decay=...)", got=type(model).__name__,
+                            hint="build the model with HybridBuilder, or pass optimizer groups yourself")
     if callable(groups_fn):
-        params = inspect.signature(groups_fn).parameters
         kwargs: dict[str, Any] = {"lr": lr}
-        if weight_decay is not None and ("weight_decay" in params or any(
-                p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())):
+        if weight_decay is not None and _accepts(groups_fn, "weight_decay"):
             kwargs["weight_decay"] = weight_decay
+        if layer_decay is not None:
+            kwargs["layer_decay"] = layer_decay
         groups = groups_fn(**kwargs)
         if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) and "params" in g for g in groups):
             raise TrainingError("model.param_groups() must return a list of dicts with 'params'",
@@ -78,12 +92,20 @@ def _name(value: str, choices: tuple[str, ...] | list[str], what: str) -> str:
     return key
 
 
-def build_optimizer(spec: Any, model: nn.Module, lr: float, weight_decay: float | None) -> tuple[Optimizer, str]:
-    """An optimizer from a name, an ``Optimizer`` subclass or an instance; returns it and its name."""
+def build_optimizer(spec: Any, model: nn.Module, lr: float, weight_decay: float | None,
+                    layer_decay: float | None = None) -> tuple[Optimizer, str]:
+    """An optimizer from a name, an ``Optimizer`` subclass or an instance; returns it and its name.
+
+    For a named optimizer the effective weight decay (given, else the name's default) is passed to
+    the model's ``param_groups``, which may exempt norms and biases from it.
+    """
     if isinstance(spec, Optimizer):
+        if layer_decay is not None:
+            raise TrainingError("layer_decay cannot apply to an optimizer instance", where="fit(layer_decay=...)",
+                                hint="pass the optimizer by name or class")
         return spec, type(spec).__name__
-    groups = trainable_param_groups(model, lr, weight_decay)
     if isinstance(spec, type) and issubclass(spec, Optimizer):
+        groups = trainable_param_groups(model, lr, weight_decay, layer_decay)
         kwargs = {} if weight_decay is None else {"weight_decay": weight_decay}
         return spec(groups, lr=lr, **kwargs), spec.__name__
     if not isinstance(spec, str):
@@ -95,6 +117,7 @@ def build_optimizer(spec: Any, model: nn.Module, lr: float, weight_decay: float 
     kwargs = dict(defaults)
     if weight_decay is not None:
         kwargs["weight_decay"] = weight_decay
+    groups = trainable_param_groups(model, lr, kwargs["weight_decay"], layer_decay)
     return cls(groups, lr=lr, **kwargs), key
 
 

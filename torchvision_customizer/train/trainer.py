@@ -438,8 +438,8 @@ class Trainer:
             criterion: nn.Module | None = None, warmup_epochs: float = 0, grad_clip: float | None = None,
             accumulation_steps: int = 1, label_smoothing: float = 0.0, checkpoint_dir: Any = None,
             resume: bool | str | Path = False, callbacks: Iterable[Any] = (), progress: bool = True, *,
-            weight_decay: float | None = None, checkpoint_every_n_steps: int | None = None,
-            verbose: bool | None = None) -> TrainingMetrics:
+            weight_decay: float | None = None, layer_decay: float | None = None,
+            checkpoint_every_n_steps: int | None = None, verbose: bool | None = None) -> TrainingMetrics:
         """Train for ``epochs`` epochs; returns the :class:`TrainingMetrics` history.
 
         Args:
@@ -460,7 +460,8 @@ class Trainer:
             resume: ``True`` to continue from ``checkpoint_dir/last.safetensors``, or a file path.
             callbacks: objects following the protocol of :mod:`.callbacks`.
             progress: print one line per epoch (rank 0 only).
-            weight_decay: override the optimizer's default decay.
+            weight_decay: override the optimizer's default decay (passed to ``model.param_groups``).
+            layer_decay: layer-wise learning-rate decay, passed to ``model.param_groups`` (hybrid models).
             checkpoint_every_n_steps: also checkpoint every N optimizer steps (mid-epoch resume).
             verbose: 2.x spelling of ``progress``.
 
@@ -478,6 +479,8 @@ class Trainer:
             _check_number("grad_clip", grad_clip, lo=0.0, lo_open=True)
         if weight_decay is not None:
             _check_number("weight_decay", weight_decay, lo=0.0)
+        if layer_decay is not None:
+            _check_number("layer_decay", layer_decay, lo=0.0, hi=1.0, lo_open=True)
         if checkpoint_every_n_steps is not None:
             _check_int("checkpoint_every_n_steps", checkpoint_every_n_steps, 1)
         if criterion is None:
@@ -518,7 +521,7 @@ class Trainer:
             self._materialize_lazy(train_loader)
             if isinstance(optimizer, torch.optim.Optimizer):
                 trainable_param_groups(self.model, lr, weight_decay)  # raises when nothing is trainable
-            self.optimizer, opt_name = build_optimizer(optimizer, self.model, lr, weight_decay)
+            self.optimizer, opt_name = build_optimizer(optimizer, self.model, lr, weight_decay, layer_decay)
             self.scheduler, sched_name = build_scheduler(scheduler, self.optimizer, epochs=epochs,
                                                          steps_per_epoch=steps_per_epoch,
                                                          warmup_epochs=float(warmup_epochs))
