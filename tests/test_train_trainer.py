@@ -373,3 +373,38 @@ def test_resume_without_a_checkpoint_starts_from_scratch_and_says_so(tmp_path: P
     torch.manual_seed(0)
     Trainer(tiny(), device="cpu").fit(loader(), epochs=1, checkpoint_dir=tmp_path / "none", resume=True)
     assert "starting from scratch" in capsys.readouterr().out
+
+
+def test_reduce_on_plateau_steps_per_epoch_on_the_monitored_loss() -> None:
+    model = tiny()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0, factor=0.5, threshold=0.5)
+    metrics = Trainer(model, device="cpu").fit(loader(), loader(), epochs=3, optimizer=opt, scheduler=plateau,
+                                               progress=False)
+    assert metrics.lrs == pytest.approx([0.01, 0.005, 0.0025])  # never 50 % better: halved each epoch
+
+
+class WithLayerDecay(nn.Sequential):
+    def param_groups(self, lr: float, layer_decay: float | None = None, weight_decay: float = 0.0) -> list[Any]:
+        scale = 1.0 if layer_decay is None else layer_decay
+        return [{"params": list(self[0].parameters()), "lr": lr * scale, "weight_decay": weight_decay},
+                {"params": [p for m in list(self)[1:] for p in m.parameters()], "lr": lr, "weight_decay": 0.0}]
+
+
+def test_layer_decay_and_weight_decay_reach_the_models_param_groups() -> None:
+    trainer = Trainer(WithLayerDecay(*tiny()), device="cpu")
+    trainer.fit(loader(), epochs=1, lr=0.1, layer_decay=0.5, scheduler=None, progress=False)
+    groups = trainer.optimizer.param_groups
+    assert [g["lr"] for g in groups] == pytest.approx([0.05, 0.1])
+    assert [g["weight_decay"] for g in groups] == [0.01, 0.0]  # adamw's default decay went to param_groups
+    with pytest.raises(TrainingError, match=r"layer_decay needs a model whose param_groups\(\) takes layer_decay"):
+        Trainer(WithGroups(*tiny()), device="cpu").fit(loader(), epochs=1, layer_decay=0.5, progress=False)
+
+
+def test_legacy_verbose_and_dataset_methods(capsys: pytest.CaptureFixture[str]) -> None:
+    trainer = Trainer(tiny(classes=10), device="cpu", seed=0)
+    metrics = trainer.fit_digits(epochs=1, image_size=8, batch_size=128, augment=False, verbose=True)
+    assert len(metrics) == 1 and metrics.val_accs[0] is not None
+    assert "epoch 1/1" in capsys.readouterr().out
+    trainer.fit(loader(classes=10), epochs=1, verbose=False)
+    assert capsys.readouterr().out == ""
