@@ -34,6 +34,17 @@ _LAZY: dict[str, str] = {
     "DenseConnectionBlock": "blocks",
     "StandardBottleneck": "blocks",
     "WideBottleneck": "blocks",
+    # weights
+    "partial_load": "weights",
+    "transfer_weights": "weights",
+    "LoadReport": "weights",
+    "WeightLoadingReport": "weights",
+    "get_layer_shapes": "weights",
+    "count_matching_params": "weights",
+    "match_state_dict": "weights",
+    "save_model": "weights",
+    "load_model": "weights",
+    "resolve_weights": "weights",
     # layers
     "Mish": "layers",
     "GeM": "layers",

@@ -83,5 +83,6 @@ class ConvNeXtBlock(Block):
         out = self.fc2(self.act(self.fc1(self.norm(out))))
         if self.gamma is not None:
             out = out * self.gamma
-        out = out.permute(0, 3, 1, 2)  # (N, C, H, W)
-        return x + self.drop_path(out)
+        out = self.drop_path(out.permute(0, 3, 1, 2))  # (N, C, H, W)
+        out += x  # in place: one less feature-map allocation
+        return out

@@ -123,5 +123,6 @@ class MBConv(Block):
         out = self.se(out)
         out = self.conv_pwl(out)  # (N, out, H / s, W / s)
         if self.has_skip:
-            out = self.drop_path(out) + x
+            out = self.drop_path(out)
+            out += x  # in place: one less feature-map allocation
         return out
