@@ -102,14 +102,19 @@ def _spatial_issues(spec: ModelSpec, c: Collector) -> None:
             return
 
 
-def check_spec(spec: ModelSpec, collector: Collector | None = None, *, forward: bool = False) -> Collector:
-    """Build ``spec`` on the meta device and check that ``input_shape`` survives every downsampling.
+def check_spec(spec: ModelSpec, collector: Collector | None = None, *, build: bool = True,
+               forward: bool = False) -> Collector:
+    """Check that ``input_shape`` survives every downsampling and (``build``) that every block builds.
 
-    Problems are added to ``collector`` (located; block errors at ``stages.i.blocks.j``, a too-small
-    input at the stage where the map becomes empty) instead of raised. ``forward=True`` also runs a
-    meta-device forward (exact, but its first call imports ``torch._dynamo``, about 2 s).
+    The build runs on the meta device (no memory, no compute). Problems are added to ``collector``
+    (located; block errors at ``stages.i.blocks.j``, a too-small input at the stage where the map
+    becomes empty) instead of raised. ``forward=True`` also runs a meta-device forward (exact, but
+    its first call imports ``torch._dynamo``, about 2 s).
     """
     c = collector if collector is not None else Collector()
+    _spatial_issues(spec, c)
+    if c or not (build or forward):
+        return c
     try:
         model = build_model(spec, device="meta")
     except RecipeValidationError as err:
@@ -117,8 +122,7 @@ def check_spec(spec: ModelSpec, collector: Collector | None = None, *, forward: 
             c.add(issue.path, issue.code, issue.message, got=issue.got, expected=issue.expected,
                   suggestions=issue.suggestions, hint=issue.hint)
         return c
-    _spatial_issues(spec, c)
-    if c or not forward:
+    if not forward:
         return c
     model.eval()
     x = torch.empty(1, *spec.input_shape, device="meta")

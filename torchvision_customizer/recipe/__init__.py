@@ -87,3 +87,24 @@ def parse_recipe(recipe: Any) -> ModelSpec:
 def parse_definition(text: str) -> StageSpec:
     """Older-release name: parse one ``name(args) x N | modifiers`` stage definition."""
     return parse_stage(text)
+
+
+def _rebuild_recipe(arch: dict[str, Any]) -> Any:
+    """``weights.load_model`` rebuilder for kind ``"recipe"``: the stored recipe, built by the one builder."""
+    recipe = arch.get("recipe")
+    if arch.get("format") == "yaml":
+        return build_recipe(Recipe.from_yaml(recipe))
+    return build_recipe(Recipe.from_dict(recipe))  # type: ignore[arg-type]
+
+
+def _register_rebuilder() -> None:
+    """Let ``load_model`` rebuild recipe models (when the weights package is present)."""
+    try:
+        from ..weights.checkpoint import REBUILDERS, register_rebuilder
+    except ImportError:  # a build of the package without weights/
+        return
+    if "recipe" not in REBUILDERS:
+        register_rebuilder("recipe", _rebuild_recipe, meta_ok=True)
+
+
+_register_rebuilder()

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import RecipeError
 from ..spec.convert import model_from_dict
-from ..spec.issues import Collector, Issue
+from ..spec.issues import Collector, Issue, RecipeValidationError
 from ..spec.model import ModelSpec
 from .format import format_head, format_stem, part_to_value, stage_to_value
 from .training import validate_training
@@ -78,20 +78,26 @@ class Recipe:
             data["stages"] = []
         spec = model_from_dict(data, collector=c)
         validate_training(self.training, c)
-        if deep and spec is not None and not c:
+        if spec is not None and not c:
             from ..build import check_spec
 
-            check_spec(spec, c)
+            check_spec(spec, c, build=deep)
         return spec if not c else None
 
     def validate(self, *, deep: bool = True) -> list[Issue]:
-        """Every problem of this recipe (an empty list when valid); nothing is raised."""
+        """Every problem of this recipe (an empty list when valid); nothing is raised.
+
+        ``deep`` also builds the model on the meta device, so block argument values are checked.
+        """
         c = Collector()
         self._collect(c, deep=deep)
         return list(c.issues)
 
     def to_spec(self, *, deep: bool = True) -> ModelSpec:
-        """The validated :class:`ModelSpec`; raises one error listing every located problem."""
+        """The validated :class:`ModelSpec`; raises one error listing every located problem.
+
+        ``deep`` (default) builds the model on the meta device to check every block's arguments.
+        """
         c = Collector()
         spec = self._collect(c, deep=deep)
         c.raise_if_any(f"recipe {self.name!r}")
@@ -215,10 +221,10 @@ def build_recipe(recipe: Any, *, num_classes: int | None = None, device: Any = N
 
     if isinstance(recipe, ModelSpec):
         spec = recipe
-    elif isinstance(recipe, Recipe):
-        spec = recipe.to_spec()
+    elif isinstance(recipe, Recipe):  # the real build below reports block errors, located
+        spec = recipe.to_spec(deep=False)
     elif isinstance(recipe, Mapping):
-        spec = Recipe.from_dict(recipe).to_spec()
+        spec = Recipe.from_dict(recipe).to_spec(deep=False)
     else:
         raise RecipeError("build_recipe needs a Recipe", expected="a Recipe, a recipe dict or a ModelSpec",
                           got=type(recipe).__name__, where="build_recipe")
@@ -227,4 +233,9 @@ def build_recipe(recipe: Any, *, num_classes: int | None = None, device: Any = N
             raise RecipeError("num_classes was given but the recipe has no head", got=num_classes,
                               where="build_recipe", hint="add a head, e.g. head='linear(10)'")
         spec = spec.replace(head=dataclasses.replace(spec.head, num_classes=num_classes))
-    return build_model(spec, device=device, dtype=dtype)
+    try:
+        return build_model(spec, device=device, dtype=dtype)
+    except RecipeValidationError:
+        if isinstance(recipe, Recipe):
+            recipe.to_spec(deep=True)  # the same problems, with positions in the recipe strings
+        raise

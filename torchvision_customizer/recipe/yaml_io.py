@@ -367,8 +367,7 @@ def _validate(config: Mapping[str, Any], origin: str, lines: Mapping[Path, int])
     if "backbone" in config:
         c.raise_if_any(f"YAML recipe {origin}")
         return None
-    if not c:
-        _recipe_of(config)._collect(c)
+    _recipe_of(config)._collect(c)  # every problem at once, the document-level ones included
     c.raise_if_any(f"YAML recipe {origin}")
     return _recipe_of(config)
 

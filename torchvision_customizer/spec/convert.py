@@ -229,7 +229,10 @@ def stage_from_fields(data: Mapping[str, Any], c: Collector, path: Path,
         try:
             canon, conv = _blocks.resolve_arg(block, key, val)
         except _blocks.ArgProblem as p:
-            c.add(kpath, p.code, p.message, got=val, expected=p.expected, suggestions=p.suggestions)
+            sugg = p.suggestions
+            if p.code == "unknown_arg":  # maybe a misspelled stage key (attention, downsample ...)
+                sugg = tuple(closest(key, [*p.suggestions, *STAGE_KEYS]))
+            c.add(kpath, p.code, p.message, got=val, expected=p.expected, suggestions=sugg)
             continue
         if canon == "attn_layer" and attention is not None:
             c.add(kpath, "duplicate", "attention is given twice", got=val)
