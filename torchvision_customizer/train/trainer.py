@@ -666,8 +666,8 @@ class Trainer:
                         else:
                             scaled.backward()
                     n = x.shape[0]
-                    loss_sum += loss.detach().double() * n
-                    correct += (out.detach().argmax(1) == (y.argmax(1) if y.ndim == 2 else y)).sum()
+                    loss_sum.add_(loss.detach(), alpha=n)  # float64 running sums: exact across resumes
+                    correct.add_((out.detach().argmax(1) == (y.argmax(1) if y.ndim == 2 else y)).sum())
                     count += n
                     self.state.samples_seen += n
                     self.state.batch = b + 1
