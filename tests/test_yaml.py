@@ -199,6 +199,14 @@ def test_backbone_and_scratch_are_exclusive(tmp_path: Path) -> None:
         load_yaml_recipe(p)
 
 
+def test_backbone_recipes_build_with_the_hybrid_builder(tmp_path: Path) -> None:
+    pytest.importorskip("torchvision_customizer.hybrid")
+    model = load_yaml_recipe(write(tmp_path, "h.yaml", "extends: hybrid_resnet_se\n"), num_classes=3)
+    assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 3)
+    with pytest.raises(RecipeError, match="backbone"):
+        load_yaml_recipe(write(tmp_path, "b.yaml", "backbone: {name: resnet18, weightz: null}\n"))
+
+
 def test_save_load_round_trip(tmp_path: Path) -> None:
     recipe = Recipe(stem="conv(32, k=3, s=2, pool=None)", stages=["residual+se(32) x 2", "mbconv(48, e=6) | s=2"],
                     head="mlp(5, hidden=[32], dropout=0.2)", name="rt", input_shape=(3, 64, 64),

@@ -37,6 +37,10 @@ class LexError(Exception):
         self.expected = expected
 
 
+def _digit(ch: str) -> bool:
+    return "0" <= ch <= "9"  # ASCII only: str.isdigit() accepts '²', which int() rejects
+
+
 def _is_name_start(ch: str) -> bool:
     return ch.isascii() and (ch.isalpha() or ch == "_")
 
@@ -67,7 +71,7 @@ def tokenize(text: str) -> list[Token]:
                 i += 1
             word = text[start:i]
             tokens.append(Token("NAME", word, word, span(start, start_col, i - start)))
-        elif ch.isdigit() or (ch == "." and i + 1 < n and text[i + 1].isdigit()):
+        elif _digit(ch) or (ch == "." and i + 1 < n and _digit(text[i + 1])):
             i = _scan_number(text, i)
             word = text[start:i]
             if i < n and _is_name_start(text[i]) and text[i] not in "eE":
@@ -98,18 +102,18 @@ def tokenize(text: str) -> list[Token]:
 
 def _scan_number(text: str, i: int) -> int:
     n = len(text)
-    while i < n and text[i].isdigit():
+    while i < n and _digit(text[i]):
         i += 1
     if i < n and text[i] == "." and not (i + 1 < n and _is_name_start(text[i + 1])):
         i += 1
-        while i < n and text[i].isdigit():
+        while i < n and _digit(text[i]):
             i += 1
     if i < n and text[i] in "eE":
         j = i + 1
         if j < n and text[j] in "+-":
             j += 1
-        if j < n and text[j].isdigit():
+        if j < n and _digit(text[j]):
             i = j
-            while i < n and text[i].isdigit():
+            while i < n and _digit(text[i]):
                 i += 1
     return i

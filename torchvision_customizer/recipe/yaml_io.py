@@ -394,30 +394,18 @@ def recipe_from_yaml(source: Any) -> Recipe:
 
 
 def _hybrid_model(config: Mapping[str, Any], origin: str, num_classes: int | None, overrides: dict[str, Any]) -> Any:
+    """Build a ``backbone:`` recipe with the hybrid builder (``torchvision_customizer.hybrid``)."""
     if importlib.util.find_spec("torchvision_customizer.hybrid") is None:
-        raise RecipeError("backbone recipes need the hybrid builder, which is not available yet",
+        raise RecipeError("backbone recipes need the hybrid builder, which is not available in this installation",
                           where=f"{origin}: backbone", got=config.get("backbone"),
-                          hint="build from scratch with stem/stages/head, or install a release with "
-                               "torchvision_customizer.hybrid")
+                          hint="build from scratch with stem/stages/head")
     hybrid = importlib.import_module("torchvision_customizer.hybrid")
-    loader = getattr(hybrid, "model_from_config", None)
-    if loader is not None:
-        return loader(dict(config), num_classes=num_classes, **overrides)
-    backbone = config["backbone"]
-    if isinstance(backbone, str):
-        backbone = {"name": backbone}
-    if not isinstance(backbone, Mapping) or "name" not in backbone:
-        raise RecipeError("backbone must name a model", where=f"{origin}: backbone", got=backbone,
-                          expected="{name: resnet50, weights: null, patches: {...}}")
-    kw = {k: v for k, v in backbone.items() if k != "name"}
-    head = config.get("head")
-    if isinstance(head, Mapping) and num_classes is None:
-        num_classes = head.get("num_classes")
+    recipe = {"backbone": config["backbone"]}
+    if config.get("head") is not None:
+        recipe["head"] = config["head"]
     if num_classes is not None:
-        kw["num_classes"] = num_classes
-    kw.setdefault("weights", None)
-    kw.update(overrides)
-    return hybrid.HybridBuilder().from_torchvision(backbone["name"], **kw)
+        overrides = {**overrides, "num_classes": num_classes}
+    return hybrid.build_from_recipe(recipe, **overrides)
 
 
 def load_yaml_recipe(path: Any, num_classes: int | None = None, **overrides: Any) -> Any:
