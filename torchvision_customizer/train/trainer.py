@@ -26,19 +26,30 @@ global step), the partial epoch sums and every process's RNG states - at the sta
 and at the step. ``resume=True`` (or a checkpoint path) continues from it; a missing checkpoint
 starts from scratch and says so.
 
+The file is safetensors: the tensors in its body, every other value as JSON in its header (see
+:mod:`.checkpoint`); loading it executes no code. Tensors are saved contiguous, so a
+``channels_last`` model's checkpoint loads into a plain one.
+
 A hard kill (SIGKILL, the OOM killer, a preempted node) cannot be caught, so only checkpoints
-already on disk survive it. To resume *inside* an epoch, set ``checkpoint_every_n_steps``: the
-resumed run restores the epoch-start RNG state, re-creates the loader's iterator (so the sampler
-draws the same permutation), loads and discards the batches already consumed, restores the step's
-RNG state and continues. With ``seed`` set, ``deterministic=True``, ``num_workers=0`` (or workers
-seeded only from the loader's base seed) the final weights are bitwise equal to an uninterrupted
-run. The same epochs, batches per epoch, accumulation and world size are required to resume.
+already on disk survive it. With epoch checkpoints alone, a resumed run restarts the interrupted
+epoch from its beginning. To resume *inside* an epoch, set ``checkpoint_every_n_steps=N``: the
+checkpoint also records the batches consumed in the epoch; the resumed run restores the
+epoch-start RNG state, re-creates the loader's iterator (so the sampler draws the same
+permutation), loads and discards the consumed batches (data loading only: no forward pass),
+restores the step's RNG state and the epoch's partial loss/accuracy sums, and runs only the
+remaining steps. With ``seed`` set, ``deterministic=True`` and ``num_workers=0`` (or workers whose
+randomness comes only from the loader's base seed) the final weights and the metrics are bitwise
+equal to an uninterrupted run. Resuming requires the same epochs, batches per epoch, accumulation,
+world size, optimizer and scheduler names; anything else is an error, not a silent restart. Under
+``torchrun`` each process's RNG state is stored (gathered to rank 0); the ``KeyboardInterrupt``
+checkpoint, written without collectives, holds rank 0's only.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -457,7 +468,8 @@ class Trainer:
             accumulation_steps: batches per optimizer step.
             label_smoothing: for the default criterion.
             checkpoint_dir: where ``last.safetensors`` is written (see the module docstring).
-            resume: ``True`` to continue from ``checkpoint_dir/last.safetensors``, or a file path.
+            resume: ``True`` to continue from ``checkpoint_dir/last.safetensors``, or a checkpoint file
+                or directory.
             callbacks: objects following the protocol of :mod:`.callbacks`.
             progress: print one line per epoch (rank 0 only).
             weight_decay: override the optimizer's default decay (passed to ``model.param_groups``).
@@ -511,8 +523,6 @@ class Trainer:
 
         prev_deterministic = torch.are_deterministic_algorithms_enabled()
         if self.deterministic:
-            import os
-
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         try:
@@ -549,6 +559,8 @@ class Trainer:
                                     hint="pass checkpoint_dir=..., or resume='path/to/last.safetensors'")
             return self.checkpoint_dir / CHECKPOINT_NAME
         path = Path(resume)
+        if path.is_dir():
+            path = path / CHECKPOINT_NAME
         if not path.is_file():
             raise TrainingError("checkpoint to resume from not found", where="fit(resume=...)", got=str(path))
         return path
