@@ -26,10 +26,7 @@ FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoc
 
 
 def _num(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value
+    return None if value is None else float(value)
 
 
 class TrainingMetrics:
@@ -197,16 +194,15 @@ class TrainingMetrics:
         return path
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
-        """Save loss and accuracy curves as a PNG (matplotlib, Agg backend).
+        """Save loss and accuracy curves as a PNG (matplotlib's Agg renderer; pyplot is not used,
+        so the caller's backend and figures are untouched).
 
         Raises:
             TrainingError: matplotlib is not installed (``pip install matplotlib``).
         """
         try:
-            import matplotlib
-
-            matplotlib.use("Agg", force=False)
             from matplotlib.figure import Figure
+            from matplotlib.ticker import MaxNLocator
         except ImportError:
             raise TrainingError("plot() needs the optional matplotlib package", where="TrainingMetrics.plot",
                                 hint="pip install 'torchvision-customizer[plot]'") from None
@@ -216,6 +212,7 @@ class TrainingMetrics:
         for ax, key, title in ((ax_loss, "loss", "loss"), (ax_acc, "acc", "accuracy")):
             ax.set_title(title)
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.plot(epochs, self._column(f"train_{key}"), marker="o", label="train")
             val = [(e, v) for e, v in zip(epochs, self._column(f"val_{key}")) if v is not None]
             if val:
