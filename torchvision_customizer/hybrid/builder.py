@@ -26,6 +26,7 @@ import contextlib
 import inspect
 import math
 import warnings
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -221,7 +222,9 @@ def _materialize(model: nn.Module) -> list[str]:
 def _assign(model: nn.Module, sd: Mapping[str, Any]) -> list[str]:
     """Assign the fitting tensors of ``sd`` to ``model`` (built on meta): zero-copy, no random init."""
     own = model.state_dict(keep_vars=True)
-    fit = {}
+    fit: Any = OrderedDict()
+    # the model's own module versions: some torchvision modules (MNASNet) refuse a load without them
+    fit._metadata = getattr(own, "_metadata", None)
     for k, v in sd.items():
         t = own.get(k)
         if isinstance(v, torch.Tensor) and t is not None and tuple(v.shape) == tuple(t.shape):
@@ -482,6 +485,7 @@ class HybridBuilder:
             from ..weights import partial_load
 
             report = partial_load(model, sd, input_conv_mode=input_conv_mode)
+            report.source = resolved.name
             if strict:
                 _strict_check(report, model)
         build = {"num_classes": num_classes, "dropout": dropout, "in_chans": in_chans, "preserve": preserve,
@@ -502,6 +506,32 @@ class HybridBuilder:
             if report is not None:
                 print(report.summary())
         return hybrid
+
+    def patch(self, model: HybridModel, patches: Any, *, preserve: Any = True) -> PatchPlan:
+        """Patch an already-built :class:`HybridModel` in place (validated first; nothing changes on error).
+
+        The weights it holds stay; only the new modules are fresh (identity at init with ``preserve``).
+        Targets are resolved on the model as it is now (earlier patches included).
+        """
+        from .patch import apply_patches
+
+        if not isinstance(model, HybridModel):
+            raise BlockArgumentError("patch() needs a model built by HybridBuilder", where="HybridBuilder.patch",
+                                     expected="a HybridModel", got=type(model).__name__,
+                                     hint="for any other nn.Module use hybrid.patch.apply_patches(model, patches, "
+                                          "input_shape)")
+        if preserve not in PRESERVE_MODES:
+            raise BlockValueError("bad preserve value", where="HybridBuilder.patch(preserve=...)",
+                                  expected="True, False, 'scalar' or 'channel'", got=preserve)
+        spec = model.spec
+        side = _input_side(spec, {"image_size": getattr(model, "image_size", 224),
+                                  "input_size": (224, 224)})
+        in_chans = get_path(model, spec.first_conv).in_channels if spec.first_conv else 3
+        ctx = PlanContext(preserve=preserve, stages=model.stage_paths, layout_of=_layout_fn(spec),
+                          prefix_tokens=spec.family.prefix_tokens, backbone=spec.name)
+        plan = apply_patches(model, patches, (2, in_chans, side, side), ctx=ctx)
+        _update_stages(model, plan.appended)
+        return plan
 
     def from_checkpoint(self, path: Any, backbone_name: str | None = None, patches: Any = None,
                         num_classes: int | None = None, dropout: float | None = None, strict: bool = False,

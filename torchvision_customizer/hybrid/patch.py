@@ -64,7 +64,9 @@ __all__ = [
     "PlannedChange",
     "PatchedBlock",
     "Trace",
+    "apply_patches",
     "apply_plan",
+    "iter_patches",
     "normalize_patches",
     "plan_patches",
     "trace_model",
@@ -555,6 +557,7 @@ class PatchPlan:
 
     changes: list[PlannedChange]
     backbone: str = ""
+    appended: list[tuple[str, str]] = field(default_factory=list)
 
     def __iter__(self) -> Any:
         return iter(self.changes)
@@ -716,6 +719,32 @@ def _map_shape(layout: str, shape: tuple[int, ...], prefix: int, op: PatchOp, ta
                      f"of shape {shape}", where=op.where,
                      expected="(N, C, H, W) maps, (N, H, W, C) maps or (N, T, C) tokens",
                      got=shape, hint="patch a module inside the backbone, not the classifier")
+
+
+_IDENTITY_CACHE: dict[tuple[Any, ...], bool] = {}
+
+
+def _identity_at_init(ctor: Any, kwargs: dict[str, Any], shape: tuple[int, ...]) -> bool:
+    """Whether a freshly built block returns its input unchanged (checked once on a small CPU input)."""
+    try:
+        key: tuple[Any, ...] = (ctor, repr(sorted(kwargs.items())), shape[1])
+    except TypeError:
+        key = (ctor, id(kwargs), shape[1])
+    if key not in _IDENTITY_CACHE:
+        state = torch.random.get_rng_state()
+        try:
+            torch.manual_seed(0)
+            with torch.device("cpu"):  # also under a caller's meta-device context (load_model)
+                block = ctor(**kwargs).eval()
+            x = torch.randn(2, shape[1], *(min(s, 8) for s in shape[2:]), device="cpu")
+            with torch.no_grad():
+                y = block(x)
+            _IDENTITY_CACHE[key] = isinstance(y, torch.Tensor) and y.shape == x.shape and torch.equal(y, x)
+        except (RuntimeError, ValueError, TypeError, TVCError):
+            _IDENTITY_CACHE[key] = False
+        finally:
+            torch.random.set_rng_state(state)
+    return _IDENTITY_CACHE[key]
 
 
 def _call_sites(calls: list[Call]) -> str:
@@ -883,7 +912,10 @@ def _plan_one(model: nn.Module, modules: dict[str, nn.Module], op: PatchOp, targ
     if not same and layout != "nchw":
         raise PatchError(f"{op.block!r} changes the shape of a {layout} tensor", where=op.where,
                          expected="a same-shape block", got=out_shape)
-    wrapper = PatchedBlock(probe, preserve=ctx.preserve, layout=layout, prefix_tokens=prefix, grid=grid,
+    # a block that is already the identity at init (GC, non-local: zero-initialized last layer) keeps
+    # the function by itself; a zero gate on top would make a saddle where neither moves
+    preserve = ctx.preserve if ctx.preserve and not _identity_at_init(ctor, kwargs, map_shape) else False
+    wrapper = PatchedBlock(probe, preserve=preserve, layout=layout, prefix_tokens=prefix, grid=grid,
                            channels=channels, device="meta")
     new_params = _count(wrapper)
     canonical = BLOCKS.canonical(op.block)
@@ -911,9 +943,11 @@ def _plan_one(model: nn.Module, modules: dict[str, nn.Module], op: PatchOp, targ
     detail = []
     if layout != "nchw":
         detail.append(f"{layout} adapter")
-    if ctx.preserve:
+    if preserve:
         detail.append("identity at init (gamma=0)")
-    preserve, params_ = ctx.preserve, dict(op.params)
+    elif ctx.preserve:
+        detail.append("identity at init by the block's own init (no gate)")
+    params_ = dict(op.params)
 
     def make(target_module: nn.Module, device: Any, dtype: Any) -> nn.Module:
         block = _construct(op, target, ctor, kwargs, device, dtype)
@@ -1096,6 +1130,27 @@ def apply_plan(model: nn.Module, plan: PatchPlan, *, device: Any = None) -> list
         else:
             container._tvc_pre = (c._child, *container._tvc_pre)
     return appended
+
+
+def apply_patches(model: nn.Module, patches: Any, input_shape: Sequence[int], *, preserve: Any = True,
+                  ctx: PlanContext | None = None) -> PatchPlan:
+    """Patch any ``nn.Module`` in place: trace a meta copy on ``input_shape``, plan, validate, apply.
+
+    Nothing changes when any patch is invalid. Returns the applied :class:`PatchPlan`; blocks
+    appended to ``nn.Sequential`` containers are listed in ``plan.appended``.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU())
+        >>> plan = apply_patches(net, {"0": {"wrap": "se"}}, (1, 3, 32, 32))
+        >>> net[0].se.block.__class__.__name__
+        'SEBlock'
+    """
+    ctx = ctx or PlanContext(preserve=preserve)
+    skeleton = _meta_copy(model)
+    trace = trace_model(skeleton, tuple(input_shape))
+    plan = plan_patches(skeleton, patches, trace, ctx)
+    plan.appended = apply_plan(model, plan)
+    return plan
 
 
 def iter_patches(model: nn.Module) -> Iterable[tuple[str, nn.Module, dict[str, Any]]]:
