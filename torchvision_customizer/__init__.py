@@ -45,6 +45,15 @@ _LAZY: dict[str, str] = {
     "save_model": "weights",
     "load_model": "weights",
     "resolve_weights": "weights",
+    # training
+    "Trainer": "train",
+    "TrainingMetrics": "train",
+    "quick_train": "train",
+    "fit_digits": "train",
+    "fit_mnist": "train",
+    "fit_cifar10": "train",
+    "fit_cifar100": "train",
+    "fit_folder": "train",
     # layers
     "Mish": "layers",
     "GeM": "layers",
