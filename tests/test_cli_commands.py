@@ -110,8 +110,8 @@ def test_benchmark_table_and_unknown_compare() -> None:
 
 @pytest.mark.slow
 def test_main_job_trains_digits_to_95_percent_and_predicts(tmp_path: Path) -> None:
-    from sklearn.datasets import load_digits
     from PIL import Image
+    from sklearn.datasets import load_digits
 
     out = tmp_path / "run"
     result = invoke("train", DIGITS, "--output", out, "--no-progress")
