@@ -158,11 +158,12 @@ def test_wrong_types_and_syntax_errors_are_located(tmp_path: Path) -> None:
           - {pattern: residual, channels: sixty-four}
         head: linear(2)
         input_shape: [3, 224]
+        version: [1, 0]
         """)
     with pytest.raises(RecipeError) as info:
         load_yaml_recipe(p)
     msg = str(info.value)
-    assert "stages.0.channels" in msg and "t.yaml:3" in msg and "input_shape" in msg
+    assert "stages.0.channels" in msg and "t.yaml:3" in msg and "input_shape" in msg and "t.yaml:6" in msg
     bad = write(tmp_path, "s.yaml", "stem: conv(64)\nstages: [residual(64)\nhead: linear(2)\n")
     with pytest.raises(RecipeError, match=r"invalid YAML at .*s\.yaml:\d+:\d+"):
         load_yaml_recipe(bad)

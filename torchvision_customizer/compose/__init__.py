@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..blocks.transition import TransitionLayer  # older-release home of the DenseNet transition
 from .model import (
     BranchedModule,
     Compose,
@@ -39,6 +40,7 @@ __all__ = [
     "SimpleStem",
     "Stage",
     "Stem",
+    "TransitionLayer",
     "VisionModel",
     "branch",
     "build_vision_model",

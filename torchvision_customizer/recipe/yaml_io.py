@@ -339,6 +339,13 @@ def _check_document(config: Mapping[str, Any], c: Collector) -> None:
         if key not in DOCUMENT_KEYS:
             c.add((key,), "unknown_key", f"unknown recipe key {key!r}", got=key,
                   expected="one of " + ", ".join(DOCUMENT_KEYS), suggestions=closest(str(key), DOCUMENT_KEYS))
+    version = config.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, (str, int, float))):
+        c.add(("version",), "type", "version must be a string or a number", got=version, expected="e.g. '1.0'")
+    for key in ("name", "description"):
+        value = config.get(key)
+        if value is not None and not isinstance(value, str):
+            c.add((key,), "type", f"{key} must be a string", got=value)
     if "backbone" in config:
         for key in ("stem", "stages"):
             if key in config:

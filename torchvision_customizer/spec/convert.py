@@ -319,6 +319,10 @@ def _model_from(data: Any, c: Collector, path: Path, extra_keys: tuple[str, ...]
         shape = tuple(shape)
     if c:
         # still check the parts that converted, so that one run reports everything
+        with deferred_validation():
+            top = ModelSpec(name=kw.get("name", "CustomModel"), input_shape=shape,
+                            drop_path_rate=kw.get("drop_path_rate", 0.0))
+        top._check_top(c, path)
         for i, st in enumerate(stages):
             st._check(c, (*path, "stages", i))
         if stem is not None:

@@ -633,15 +633,21 @@ class ModelSpec:
             object.__setattr__(self, "drop_path_rate", float(self.drop_path_rate))
         _validate_now(self, f"model spec {self.name!r}")
 
-    def _check(self, c: Collector, path: Path) -> None:
+    def _check_top(self, c: Collector, path: Path) -> bool:
+        """Checks of the model's own fields; True when ``input_shape`` is valid."""
         if not isinstance(self.name, str) or not self.name:
             c.add((*path, "name"), "type", "name must be a non-empty string", got=self.name)
         shape_ok = isinstance(self.input_shape, tuple) and len(self.input_shape) == 3 and all(
             _is_int(v) and v >= 1 for v in self.input_shape)
         if not shape_ok:
             c.add((*path, "input_shape"), "value", "input_shape must be (channels, height, width)",
-                  got=self.input_shape, expected="three positive integers, e.g. [3, 224, 224]")
+                  got=list(self.input_shape) if isinstance(self.input_shape, tuple) else self.input_shape,
+                  expected="three positive integers, e.g. [3, 224, 224]")
         _check_rate(c, (*path, "drop_path_rate"), self.drop_path_rate)
+        return shape_ok
+
+    def _check(self, c: Collector, path: Path) -> None:
+        shape_ok = self._check_top(c, path)
         if self.stem is not None:
             if not isinstance(self.stem, StemSpec):
                 c.add((*path, "stem"), "type", "stem must be a StemSpec", got=self.stem)
