@@ -367,6 +367,14 @@ def test_features_only_and_out_indices() -> None:
     assert fmap.shape == (1, 768, 7, 7)
 
 
+def test_features_only_with_weights_reports_the_removed_head(torch_home) -> None:
+    sd = _seed_checkpoint(torch_home, "resnet18")
+    m = HybridBuilder().from_torchvision("resnet18", weights="DEFAULT", features_only=True, strict=True)
+    assert sorted(m.load_report.unexpected) == ["fc.bias", "fc.weight"]
+    assert torch.equal(m.layer4[1].conv2.weight, sd["layer4.1.conv2.weight"])
+    assert len(m.eval()(X)) == 4
+
+
 def test_stem_stages_head_views_do_not_duplicate_keys() -> None:
     m = _r18()
     keys = list(m.state_dict())
@@ -460,6 +468,13 @@ def test_from_timm_same_surface() -> None:
     assert [s[0] for s in m.stage_paths] == ["layer1", "layer2", "layer3", "layer4"]
     f = HybridBuilder().from_timm("resnet18", features_only=True, out_indices=[0, 3])
     assert [o.shape[1] for o in f.eval()(X)] == [64, 512]
+    vit = HybridBuilder().from_timm("vit_tiny_patch16_224", num_classes=10)
+    ref = copy.deepcopy(vit).eval()
+    plan = HybridBuilder().patch(vit, {"stage:5": {"wrap": "eca"}})
+    assert plan[0].layout == "tokens" and plan[0].new_path == "blocks.5.eca"
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(vit.eval()(x), ref(x), rtol=0, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------ bad input

@@ -480,6 +480,11 @@ class HybridBuilder:
         _restructure(model, spec, num_classes=prep["final_classes"], in_chans=in_chans, dropout=dropout,
                      input_conv_mode=input_conv_mode)
         appended = apply_plan(model, plan, device="meta" if meta and sd is None else None)
+        if features_only:  # the head goes before loading, so the report lists its tensors as unused
+            for path in spec.head_parts:
+                with contextlib.suppress(AttributeError):
+                    if isinstance(get_path(model, path), nn.Module):
+                        _set(model, path, nn.Identity())
         report = None
         if sd is not None:
             from ..weights import partial_load
@@ -487,7 +492,7 @@ class HybridBuilder:
             report = partial_load(model, sd, input_conv_mode=input_conv_mode)
             report.source = resolved.name
             if strict:
-                _strict_check(report, model)
+                _strict_check(report, model, spec.head_parts if features_only else ())
         build = {"num_classes": num_classes, "dropout": dropout, "in_chans": in_chans, "preserve": preserve,
                  "features_only": bool(features_only), "out_indices": prep["idx"]}
         hybrid = HybridModel.adopt(model, spec, build=build, load_report=report,
@@ -495,10 +500,6 @@ class HybridBuilder:
         _update_stages(hybrid, appended)
         if features_only:
             hybrid._tvc_out_indices = tuple(prep["idx"] if prep["idx"] is not None else range(spec.num_stages))
-            for path in spec.head_parts:
-                with contextlib.suppress(AttributeError):
-                    if isinstance(get_path(hybrid, path), nn.Module):
-                        _set(hybrid, path, nn.Identity())
         if freeze_backbone:
             hybrid.freeze_backbone(prep["keep"], bn=bn)
         if verbose:
@@ -590,19 +591,21 @@ class HybridBuilder:
                           replace_norm=replace_norm, replace_act=replace_act, dry_run=dry_run, strict=strict)
 
 
-def _strict_check(report: Any, model: nn.Module) -> None:
-    """Strict means: every original tensor was filled; new modules and a resized head are new by design."""
+def _strict_check(report: Any, model: nn.Module, removed: Sequence[str] = ()) -> None:
+    """Strict means: every original tensor was filled; new modules and a resized head are new by design,
+    and a ``features_only`` model's removed head leaves its tensors unused by design."""
     from .patch import iter_patches
 
     new = [p for p, _, rec in iter_patches(model) if rec.get("op") in ("wrap", "inject_before", "replace", "head")]
     missing = [k for k in report.missing if not any(k.startswith(p + ".") for p in new)]
     mismatched = [k for k, _, _ in report.shape_mismatched if not any(k.startswith(p + ".") for p in new)]
-    if missing or mismatched or report.unexpected:
+    unexpected = [k for k in report.unexpected if not any(k.startswith(p + ".") for p in removed)]
+    if missing or mismatched or unexpected:
         raise WeightLoadingError(
             "weights do not fill the model", where=report.source,
             expected="every original tensor loaded or adapted, every source tensor used",
-            got=f"{len(missing)} missing, {len(mismatched)} shape-mismatched, {len(report.unexpected)} unexpected: "
-                + ", ".join((missing + mismatched + list(report.unexpected))[:5]),
+            got=f"{len(missing)} missing, {len(mismatched)} shape-mismatched, {len(unexpected)} unexpected: "
+                + ", ".join((missing + mismatched + unexpected)[:5]),
             hint="see err.report.summary(); pass strict=False to build anyway", report=report)
 
 

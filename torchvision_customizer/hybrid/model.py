@@ -178,10 +178,10 @@ class HybridModel(nn.Module):
                 for i, (p, c, r) in enumerate(zip(self._tvc_stages, s.channels, s.strides))]
 
     # ------------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor) -> Any:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         if self._tvc_features_only:
             return self._features(x)
-        return super().forward(x)
+        return super().forward(x, *args, **kwargs)
 
     def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
         idx = self._tvc_out_indices
@@ -219,16 +219,17 @@ class HybridModel(nn.Module):
         side = self.image_size // self.patch_size  # ViT: fixed grid
         return x[:, p:].transpose(1, 2).reshape(x.shape[0], x.shape[2], side, side)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         """The last stage's output in the model's own layout (the input of ``forward_head``)."""
-        if self._tvc_timm:
-            return type(self)._tvc_base.forward_features(self, x)  # type: ignore[attr-defined]
+        if self._tvc_timm:  # timm's own (its forward calls it, with its own keyword arguments)
+            return type(self)._tvc_base.forward_features(self, x, *args, **kwargs)  # type: ignore[attr-defined]
         return self._stage_outputs(x, self.num_stages - 1)[-1]
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False, **kwargs: Any) -> torch.Tensor:
         """The head applied to ``forward_features(x)``; ``forward_head(forward_features(x)) == forward(x)``."""
         if self._tvc_timm:
-            return type(self)._tvc_base.forward_head(self, x, pre_logits=pre_logits)  # type: ignore[attr-defined]
+            return type(self)._tvc_base.forward_head(self, x, pre_logits=pre_logits,  # type: ignore[attr-defined]
+                                                     **kwargs)
         if pre_logits:
             raise TVCError("pre_logits is only available for timm models", where="forward_head",
                            expected="pre_logits=False", got=pre_logits)

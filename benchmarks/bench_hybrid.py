@@ -1,0 +1,163 @@
+"""HybridBuilder: build time, build memory and the forward cost of a patched model.
+
+(a) build time: ``HybridBuilder().from_torchvision("resnet50", weights=<local file>, patches=<2 wraps>)``
+    against ``torchvision.models.resnet50(weights="IMAGENET1K_V2")`` reading the same file from a
+    local ``$TORCH_HOME`` cache. Interleaved repetitions, medians. Target: ratio <= 1.2.
+(b) memory: in a fresh process, the growth of resident memory above the post-import baseline after
+    the build and one forward pass (so every page is touched), divided by the weights file size.
+    Target <= 1.3x (the builder assigns the file's tensors to a meta-device model instead of
+    allocating random weights first); torchvision's build-then-load is the anchor.
+(c) forward: a ResNet-50 with SE wrapped into every bottleneck (``layer*.*.bn3``, reduction 16), whose
+    parameter count equals timm's ``seresnet50`` (checked before timing), against ``seresnet50``.
+    Eval forward, interleaved medians. Target: ratio <= 1.05. Measured with ``preserve=False`` (the
+    plain block, exactly timm's parameter count) and ``preserve=True`` (+1 gate per block).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_hybrid.py [--reps 7] [--threads 1] [--only build|memory|forward]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import eval_fn, interleaved, param_count
+
+ROOT = Path(__file__).resolve().parents[1]
+PATCHES = {"layer4": {"wrap": "se"}, "layer3": {"wrap": "cbam_block"}}
+
+
+def _seed_files(tmp: Path) -> tuple[Path, Path]:
+    """A seeded resnet50 state dict in a temp TORCH_HOME cache (.pth) and as .safetensors."""
+    import torchvision
+    from safetensors.torch import save_file
+    from torchvision.models import ResNet50_Weights
+
+    torch.manual_seed(0)
+    sd = torchvision.models.resnet50().state_dict()
+    pth = tmp / "hub" / "checkpoints" / os.path.basename(ResNet50_Weights.IMAGENET1K_V2.url)
+    pth.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(sd, pth)
+    st = tmp / "resnet50.safetensors"
+    save_file(sd, str(st))
+    return pth, st
+
+
+def build(reps: int) -> float:
+    import torchvision
+
+    from torchvision_customizer.hybrid import HybridBuilder
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pth, _ = _seed_files(Path(tmp))
+        os.environ["TORCH_HOME"] = tmp
+        t = interleaved({
+            "hybrid": lambda: HybridBuilder().from_torchvision("resnet50", weights=str(pth), patches=PATCHES),
+            "torchvision": lambda: torchvision.models.resnet50(weights="IMAGENET1K_V2"),
+        }, reps=reps, warmup=1)
+    ratio = t["hybrid"] / t["torchvision"]
+    print(f"(a) build: from_torchvision(resnet50, local file, 2 wraps) / torchvision.resnet50(weights=...) = "
+          f"{ratio:.2f} ({t['hybrid'] * 1e3:.0f} ms vs {t['torchvision'] * 1e3:.0f} ms, medians of {reps}); "
+          "target <= 1.2")
+    return ratio
+
+
+CHILD = r"""
+import gc, json, os, sys, time
+def rss():
+    fields = dict(l.split(":", 1) for l in open("/proc/self/status") if ":" in l)
+    return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+import torch, torchvision
+torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
+from torchvision_customizer.hybrid import HybridBuilder
+import torchvision_customizer.weights, torchvision_customizer.blocks
+mode, path = sys.argv[1], sys.argv[2]
+patches = json.loads(sys.argv[3])
+gc.collect()
+base, _ = rss()
+t0 = time.perf_counter()
+if mode == "torchvision":
+    model = torchvision.models.resnet50(weights="IMAGENET1K_V2")
+else:
+    model = HybridBuilder().from_torchvision("resnet50", weights=path, patches=patches)
+t_build = time.perf_counter() - t0
+model.eval()
+with torch.no_grad():
+    model(torch.randn(1, 3, 224, 224))
+gc.collect()
+now, peak = rss()
+print(json.dumps({"growth": now - base, "peak_growth": peak - base, "build_s": t_build}))
+"""
+
+
+def memory() -> dict[str, float]:
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        pth, st = _seed_files(Path(tmp))
+        env = {**os.environ, "TORCH_HOME": tmp, "PYTHONPATH": str(ROOT), "BENCH_THREADS": str(torch.get_num_threads())}
+        for mode, path in (("hybrid .pth", pth), ("hybrid .safetensors", st), ("torchvision", pth)):
+            out = subprocess.run([sys.executable, "-c", CHILD, mode.split()[0], str(path), json.dumps(PATCHES)],
+                                 env=env, capture_output=True, text=True, check=False)
+            if out.returncode:
+                raise SystemExit(f"{mode} child failed:\n{out.stderr}")
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            size = path.stat().st_size
+            results[mode] = r["growth"] / size
+            print(f"(b) {mode:20s} RSS growth after build + one forward / file size = {results[mode]:.2f}x "
+                  f"(peak {r['peak_growth'] / size:.2f}x; {r['growth'] / 2**20:.0f} MiB over a {size / 2**20:.0f} MiB "
+                  f"file; build {r['build_s']:.2f} s)")
+    print("    target: hybrid <= 1.3x; anchor: torchvision build-then-load")
+    return results
+
+
+def forward(reps: int, batch: int) -> dict[str, float]:
+    import timm
+
+    from torchvision_customizer.hybrid import HybridBuilder
+
+    x = torch.randn(batch, 3, 224, 224)
+    ref = timm.create_model("seresnet50")
+    out: dict[str, float] = {}
+    for preserve in (False, True):
+        torch.manual_seed(0)
+        ours = HybridBuilder().from_torchvision("resnet50", weights=None, patches={"layer*.*.bn3": {"wrap": "se"}},
+                                                preserve=preserve)
+        n_ours, n_timm = param_count(ours), param_count(ref)
+        extra = 16 if preserve else 0  # one zero-initialized gate per bottleneck
+        if n_ours != n_timm + extra:
+            raise SystemExit(f"parameter counts differ: ours {n_ours:,} vs timm seresnet50 {n_timm:,}")
+        t = interleaved({"ours": eval_fn(ours, x), "timm": eval_fn(ref, x)}, reps=reps, warmup=2)
+        ratio = t["ours"] / t["timm"]
+        out[f"preserve={preserve}"] = ratio
+        print(f"(c) forward: resnet50 + SE in every bottleneck (preserve={preserve}, {n_ours:,} params) / "
+              f"timm seresnet50 ({n_timm:,}) = {ratio:.3f} ({t['ours'] * 1e3:.0f} ms vs {t['timm'] * 1e3:.0f} ms, "
+              f"batch {batch}, medians of {reps}); target <= 1.05")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--only", choices=["build", "memory", "forward"])
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, reps={args.reps}, medians")
+    if args.only in (None, "build"):
+        build(args.reps)
+    if args.only in (None, "memory"):
+        memory()
+    if args.only in (None, "forward"):
+        forward(args.reps, args.batch)
+
+
+if __name__ == "__main__":
+    main()
