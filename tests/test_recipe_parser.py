@@ -98,6 +98,7 @@ def test_head_forms() -> None:
     ("residual(channels=0)", r"channels is out of range", "channels=0"),
     ("residual(64, downsample=True, stride=2) | downsample", r"given twice", "downsample"),
     ("", r"expected a block name", None),
+    ("conv(8, padding=" + "[" * 5000 + "]" * 5000 + ")", r"nested more than 16 deep", "["),
 ])
 def test_stage_errors_are_located(text: str, pattern: str, caret_under: str | None) -> None:
     with pytest.raises(RecipeError, match=pattern) as info:

@@ -169,6 +169,8 @@ def test_wrong_types_and_syntax_errors_are_located(tmp_path: Path) -> None:
         load_yaml_recipe(bad)
     with pytest.raises(RecipeError, match="empty"):
         load_yaml_recipe(write(tmp_path, "e.yaml", ""))
+    with pytest.raises(RecipeError, match="nested too deeply"):
+        load_yaml_recipe(write(tmp_path, "d.yaml", "name: " + "[" * 3000 + "]" * 3000 + "\n"))
     with pytest.raises(RecipeError, match="mapping at the top level"):
         load_yaml_recipe(write(tmp_path, "l.yaml", "- 1\n- 2\n"))
 

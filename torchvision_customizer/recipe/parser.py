@@ -43,6 +43,7 @@ __all__ = [
 _CONSTANTS = {"true": True, "false": False, "none": None, "null": None}
 _REPEAT = re.compile(r"^x(\d+)$")
 _NO_PART = ("none", "null", "identity", "")
+_MAX_DEPTH = 16
 
 
 class ParseError(Exception):
@@ -61,6 +62,7 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -108,6 +110,9 @@ class _Parser:
             return (_CONSTANTS.get(low, t.text)), t.span
         if t.kind in ("LBRACK", "LPAREN"):
             close = "RBRACK" if t.kind == "LBRACK" else "RPAREN"
+            if self.depth >= _MAX_DEPTH:
+                raise ParseError(f"lists are nested more than {_MAX_DEPTH} deep", t.span, "a flatter value")
+            self.depth += 1
             self.next()
             items: list[Any] = []
             while self.tok.kind != close:
@@ -118,6 +123,7 @@ class _Parser:
                 elif self.tok.kind != close:
                     raise self.error("expected ',' or the closing bracket", "',' or ']'")
             end = self.next()
+            self.depth -= 1
             seq = items if close == "RBRACK" else tuple(items)
             return seq, self.join(t.span, end.span)
         raise self.error("expected a value", "a number, a name, a quoted string or a [list]")

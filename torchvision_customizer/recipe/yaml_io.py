@@ -110,13 +110,16 @@ def _parse_text(text: str, origin: str | None) -> Any:
                      hint="check indentation, quotes and colons") from None
     except yaml.YAMLError as exc:
         raise _error(origin, f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise _error(origin, "invalid YAML: nested too deeply to read", code="yaml",
+                     hint="a recipe needs only a few levels of nesting") from None
 
 
 def _line_map(text: str) -> dict[Path, int]:
     """Dotted path -> 1-based line of its value, from the YAML node tree (no object construction)."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return {}
     out: dict[Path, int] = {}
 

@@ -84,19 +84,26 @@ def _is_num(v: Any) -> bool:
         isinstance(v, float) and math.isnan(v))
 
 
+def _label(path: Path) -> str:
+    """``("head", "hidden", 0)`` -> ``"hidden[0]"``; ``("stem", "channels")`` -> ``"channels"``."""
+    if len(path) >= 2 and isinstance(path[-1], int):
+        return f"{path[-2]}[{path[-1]}]"
+    return str(path[-1]) if path else "value"
+
+
 def _check_int(c: Collector, path: Path, v: Any, *, minimum: int = 1, what: str = "an integer") -> bool:
     if not _is_int(v):
-        c.add(path, "type", f"{path[-1]} must be an integer", got=v, expected=f"{what} >= {minimum}")
+        c.add(path, "type", f"{_label(path)} must be an integer", got=v, expected=f"{what} >= {minimum}")
         return False
     if v < minimum:
-        c.add(path, "value", f"{path[-1]} is out of range", got=v, expected=f"{what} >= {minimum}")
+        c.add(path, "value", f"{_label(path)} is out of range", got=v, expected=f"{what} >= {minimum}")
         return False
     return True
 
 
 def _check_rate(c: Collector, path: Path, v: Any) -> bool:
     if not _is_num(v) or not 0.0 <= v < 1.0:
-        c.add(path, "value", f"{path[-1]} must be a probability", got=v, expected="a number in [0, 1)")
+        c.add(path, "value", f"{_label(path)} must be a probability", got=v, expected="a number in [0, 1)")
         return False
     return True
 
