@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -236,3 +238,21 @@ def test_part_argument_errors_are_ours() -> None:
         Stem(64, pool="mean")
     with pytest.raises(CompositionError, match="repeat count"):
         Stage(8) * 0
+
+
+@pytest.mark.slow
+def test_export_onnx_and_channels_last(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    model = (Stem(16, type="simple") >> Stage(16, pattern="residual+se") >> (Stage(8, blocks=1) | Stage(8, blocks=1))
+             >> Head(3)).eval()
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        ref = model(x)
+        torch.testing.assert_close(torch.export.export(model, (x,)).module()(x), ref)
+        path = tmp_path / "m.onnx"
+        torch.onnx.export(model, (x,), str(path), opset_version=18, dynamo=True)
+        session = ort.InferenceSession(str(path))
+        out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+        torch.testing.assert_close(torch.from_numpy(out), ref, rtol=1e-4, atol=1e-4)
+        model = model.to(memory_format=torch.channels_last)
+        torch.testing.assert_close(model(x.to(memory_format=torch.channels_last)), ref, rtol=1e-5, atol=1e-5)
