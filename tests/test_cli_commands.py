@@ -48,6 +48,7 @@ def test_validate_reports_every_problem_with_location(tmp_path: Path) -> None:
     result = invoke("validate", bad)
     assert result.exit_code == 1
     assert "stagess" in result.output and "did you mean 'stages'" in result.output
+    assert "bad.yaml:3" in result.output  # the line of the bad key
 
 
 def test_build_checkpoint_reloads_to_equal_tensors(tmp_path: Path) -> None:

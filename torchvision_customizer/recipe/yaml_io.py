@@ -116,7 +116,8 @@ def _parse_text(text: str, origin: str | None) -> Any:
 
 
 def _line_map(text: str) -> dict[Path, int]:
-    """Dotted path -> 1-based line of its value, from the YAML node tree (no object construction)."""
+    """Dotted path -> 1-based line of its key (or of the item, in a list), from the YAML node tree
+    (no object construction)."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except (yaml.YAMLError, RecursionError):
@@ -125,7 +126,7 @@ def _line_map(text: str) -> dict[Path, int]:
 
     def walk(node: Any, path: Path) -> None:
         if path:
-            out[path] = node.start_mark.line + 1
+            out.setdefault(path, node.start_mark.line + 1)  # a mapping key keeps its own line
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 if isinstance(k, yaml.ScalarNode):
