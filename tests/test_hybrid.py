@@ -201,7 +201,7 @@ def test_wrap_placement_and_no_hooks() -> None:
         assert not mod._forward_hooks and not mod._forward_pre_hooks
 
 
-def test_fx_and_export_trace_a_patched_model() -> None:
+def test_fx_export_and_compile_trace_a_patched_model() -> None:
     m = _patched_r18(replace_act="silu").eval()
     with torch.no_grad():
         y = m(X)
@@ -209,6 +209,8 @@ def test_fx_and_export_trace_a_patched_model() -> None:
         torch.testing.assert_close(g(X), y)
         ep = torch.export.export(m, (X,))
         torch.testing.assert_close(ep.module()(X), y)
+        compiled = torch.compile(m, backend="eager", fullgraph=True)
+        torch.testing.assert_close(compiled(X), y)
 
 
 def test_deepcopy_and_pickle_keep_the_patched_model() -> None:

@@ -178,10 +178,11 @@ class HybridModel(nn.Module):
                 for i, (p, c, r) in enumerate(zip(self._tvc_stages, s.channels, s.strides))]
 
     # ------------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def forward(self, x: torch.Tensor) -> Any:  # type: ignore[override]
+        # one tensor argument, so torch.fx can trace the model from its root
         if self._tvc_features_only:
             return self._features(x)
-        return super().forward(x, *args, **kwargs)
+        return super().forward(x)
 
     def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
         idx = self._tvc_out_indices
