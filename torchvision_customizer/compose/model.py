@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import CompositionError
+from ..models.surface import ModelSurface
 from ..spec.model import HeadSpec, ModelSpec, StageSpec, StemSpec
 from .parts import Branch, Head, Part, Stage, Stem, _bind_item, describe
 
@@ -64,7 +65,7 @@ def _stride_of(m: Any) -> int:
     return int(s)
 
 
-class ComposedModel(Part):
+class ComposedModel(ModelSurface, Part):
     """A model assembled from parts: ``stem -> stages -> head``.
 
     Args:
@@ -353,6 +354,21 @@ class ComposedModel(Part):
         from ..recipe import Recipe
 
         return Recipe.from_spec(self.spec)
+
+    # ------------------------------------------------------------------ model-surface hook
+    def _surface_replace_classifier(self, num_classes: int) -> None:
+        """``reset_classifier``: a fresh ``head.fc``; the head's spec (and so ``to_recipe``) follows."""
+        import dataclasses
+
+        if not self.has_head or not isinstance(self.head, Head):
+            raise CompositionError("the model has no head to reset", where=f"{self.name}.reset_classifier",
+                                   hint="append a Head: model >> Head(num_classes)")
+        old = self.head.fc
+        self.head.fc = nn.Linear(old.in_features, num_classes, bias=old.bias is not None,
+                                 device=old.weight.device, dtype=old.weight.dtype)
+        self.head._spec = dataclasses.replace(self.head._spec, num_classes=num_classes)
+        self.head.out_channels = num_classes
+        self._refresh_info()
 
 
 def _blocks_label(module: nn.Module) -> str:
