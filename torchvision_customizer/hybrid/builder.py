@@ -41,6 +41,7 @@ from .patch import (
     PRESERVE_MODES,
     PatchPlan,
     PlanContext,
+    _meta_copy,
     _WrapMixin,
     apply_plan,
     normalize_patches,
@@ -391,8 +392,10 @@ class HybridBuilder:
         final_classes = num_classes if num_classes is not None else arch.get("num_classes")
         if features_only:
             final_classes = None
-        # skeleton of the final architecture (meta), traced once
-        skeleton = _call_builder(name, arch, meta=True)
+        # the checkpoint's architecture on the meta device (reused for loading), and a skeleton of the
+        # final architecture (a meta copy: head resized, input channels, dropout), traced once
+        base = _call_builder(name, arch, meta=True)
+        skeleton = _meta_copy(base)
         _drop_aux(skeleton, spec)
         _restructure(skeleton, spec, num_classes=final_classes, in_chans=in_chans, dropout=dropout)
         skeleton = skeleton.to("meta")
@@ -402,7 +405,7 @@ class HybridBuilder:
                           prefix_tokens=spec.family.prefix_tokens, backbone=name)
         plan = plan_patches(skeleton, patches, trace, ctx)
         return {"spec": spec, "resolved": resolved, "sd": sd, "arch": arch, "plan": plan, "idx": idx,
-                "keep": keep, "final_classes": final_classes, "patches": patches}
+                "keep": keep, "final_classes": final_classes, "patches": patches, "base": base}
 
     def plan(self, name: str, patches: Any = None, *, num_classes: int | None = None, in_chans: int = 3,
              dropout: float | None = None, preserve: Any = True, replace_norm: Any = None,
@@ -469,7 +472,7 @@ class HybridBuilder:
             sd = resolved.state_dict()
         meta = _ambient_meta()
         if sd is not None:
-            model = _call_builder(spec.name, prep["arch"], meta=True)
+            model = prep["base"]
             _assign(model, sd)
         else:
             arch = dict(prep["arch"])

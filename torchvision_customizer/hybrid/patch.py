@@ -326,7 +326,8 @@ class PatchedBlock(nn.Module):
         y = self._run_block(x)
         if self.gamma is None:
             return y
-        return x + self.gamma * (y - x)
+        # x + gamma * (y - x) in one fused pass; exactly x while gamma == 0
+        return torch.lerp(x, y, self.gamma.to(y.dtype))
 
     def extra_repr(self) -> str:
         parts = [f"layout={self.layout!r}"]
@@ -541,6 +542,7 @@ class PlannedChange:
     _make: Callable[[nn.Module, Any, Any], nn.Module] | None = field(default=None, repr=False)
     _child: str = ""  # name of the new child in its container
     _container: str = ""  # path of the container the new child goes into
+    _reshapes: bool = False  # the new block's output shape differs from its input's
 
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target, "op": self.op, "block": self.block, "old": self.old, "new": self.new,
@@ -846,8 +848,9 @@ def plan_patches(model: nn.Module, patches: Any, trace: Trace, ctx: PlanContext 
             if op.op == "replace":
                 replaced[target] = op.where
     plan = PatchPlan(changes, ctx.backbone)
-    # whole-model check: apply to a meta copy and run it
-    if changes:
+    # whole-model check (a block that changes the shape it is given, with preserve=False): apply the plan
+    # to a meta copy and run it. Every other change was already checked to keep its target's shape.
+    if any(c._reshapes for c in changes):
         probe = _meta_copy(model)
         apply_plan(probe, plan, device="meta")
         try:
@@ -958,7 +961,7 @@ def _plan_one(model: nn.Module, modules: dict[str, nn.Module], op: PatchOp, targ
                          new=f"{old} + {type(probe).__name__}", new_path=new_path, in_channels=channels,
                          out_channels=out_shape[1], layout=layout, new_params=new_params,
                          detail=", ".join(detail), params=params_, spelled=op.spelled, source=op.target,
-                         kind="block", _make=make, _child=child, _container=container)
+                         kind="block", _make=make, _child=child, _container=container, _reshapes=not same)
 
 
 def _plan_replace(module: nn.Module, op: PatchOp, target: str, calls: list[Call], ctx: PlanContext
