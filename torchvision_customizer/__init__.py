@@ -84,6 +84,16 @@ _LAZY: dict[str, str] = {
     "get_activation": "layers",
     "get_normalization": "layers",
     "get_pooling": "layers",
+    # hybrid (older-release top-level names)
+    "HybridBuilder": "hybrid",
+    "extract_tiers": "hybrid",
+    "get_backbone_info": "hybrid",
+    # package metadata (older-release top-level names; __version__ is imported above)
+    "__author__": "models._about",
+    "__author_email__": "models._about",
+    "__description__": "models._about",
+    "__license__": "models._about",
+    "__url__": "models._about",
 }
 
 __all__ = ["TVCError", "__version__", "errors", "registry", *_LAZY]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..blocks.transition import TransitionLayer  # older-release home of the DenseNet transition
+from .compat import DetectionHead, SegmentationHead
 from .model import (
     BranchedModule,
     Compose,
@@ -32,10 +33,12 @@ __all__ = [
     "Compose",
     "ComposedModel",
     "ComposedModule",
+    "DetectionHead",
     "FeatureInfo",
     "Head",
     "Part",
     "PatchStem",
+    "SegmentationHead",
     "Sequential",
     "SimpleStem",
     "Stage",
