@@ -384,6 +384,13 @@ def test_stem_stages_head_views_do_not_duplicate_keys() -> None:
     assert [n for n, _ in m.stem.named_children()] == ["conv1", "bn1", "relu", "maxpool"]
     assert list(m.state_dict()) == keys and m.backbone_name == "resnet18"
     assert "stage 3: layer4" in m.explain()
+    with pytest.raises(AttributeError, match="read-only"):
+        m.stages = nn.ModuleList()
+    with pytest.raises(AttributeError):
+        m.modifications = []
+    r = HybridBuilder().from_torchvision("regnet_x_400mf", weights=None)
+    assert r.stem is r._modules["stem"]  # torchvision's own child of that name
+    r.stem = r.stem  # and it stays assignable
 
 
 # --------------------------------------------------------------------- recipes/checkpoints

@@ -32,6 +32,7 @@ from .patch import iter_patches, normalize_patches
 __all__ = ["HybridModel", "Modification", "BN_POLICIES"]
 
 BN_POLICIES = ("eval", "frozen", "train")
+_VIEWS = ("stem", "stages", "head")
 _NO_DECAY_NAMES = ("class_token", "pos_embedding", "cls_token", "pos_embed", "relative_position_bias_table",
                    "logit_scale", "gamma")
 
@@ -114,6 +115,13 @@ class HybridModel(nn.Module):
 
     def __reduce_ex__(self, protocol: int) -> Any:
         return rebuild_mixed, (HybridModel, type(self)._tvc_base), self.__dict__  # type: ignore[attr-defined]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # stem / stages / head are views; assigning one would register a second copy of its tensors
+        if name in _VIEWS and name not in self._modules:
+            raise AttributeError(f"{type(self).__name__}.{name} is a read-only view of the model's own modules; "
+                                 f"change the modules themselves (e.g. with HybridBuilder().patch)")
+        super().__setattr__(name, value)
 
     # --------------------------------------------------------------------- views
     @property
