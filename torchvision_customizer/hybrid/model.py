@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import BlockValueError, TVCError
+from ..models.surface import ModelSurface
 from ._meta import rebuild_mixed
 from .catalog import BackboneSpec, get_path
 from .patch import iter_patches, normalize_patches
@@ -75,7 +76,7 @@ def _count(params: Iterable[nn.Parameter], trainable_only: bool = False) -> int:
     return sum(p.numel() for p in params if p.requires_grad or not trainable_only)
 
 
-class HybridModel(nn.Module):
+class HybridModel(ModelSurface, nn.Module):
     """A customized torchvision model; see the module docstring. Built by ``HybridBuilder``.
 
     Example:
