@@ -893,8 +893,11 @@ def _plan_one(model: nn.Module, modules: dict[str, nn.Module], op: PatchOp, targ
     call = calls[0]
     shape = call.output if op.op == "wrap" else (call.inputs[0] if call.inputs else None)
     if shape is None:
-        raise PatchError(f"{target!r} does not {'return' if op.op == 'wrap' else 'take'} a single tensor",
-                         where=op.where, expected="a tensor", got=call.output)
+        what = "return" if op.op == "wrap" else "take"
+        raise PatchError(f"{target!r} does not {what} a single tensor", where=op.where, expected="a tensor",
+                         got="returns a non-tensor" if op.op == "wrap" else
+                         f"input shapes {call.inputs} (None: not a tensor, e.g. a list of feature maps)",
+                         hint="patch a module inside it, or the module that produces its input")
     layout = _layout(ctx, target, shape)
     prefix = ctx.prefix_tokens if layout == "tokens" else 0
     map_shape, channels, grid = _map_shape(layout, shape, prefix, op, target)
