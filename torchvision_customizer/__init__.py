@@ -86,6 +86,9 @@ _LAZY: dict[str, str] = {
     "get_pooling": "layers",
     # hybrid (older-release top-level names)
     "HybridBuilder": "hybrid",
+    "HybridModel": "hybrid",
+    "create_hybrid": "hybrid",
+    "list_backbones": "hybrid",
     "extract_tiers": "hybrid",
     "get_backbone_info": "hybrid",
     # package metadata (older-release top-level names; __version__ is imported above)

@@ -362,7 +362,7 @@ def predict(
     for path, row in zip(images, probs):
         values, idx = row.topk(k)
         ranked = ", ".join(f"{classes[i] if classes else i}: {v:.3f}" for v, i in zip(values.tolist(), idx.tolist()))
-        console.print(f"{path}: {ranked}", highlight=False)
+        console.print(f"{path}: {ranked}", highlight=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------------- listings

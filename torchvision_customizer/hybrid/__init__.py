@@ -19,6 +19,7 @@ Importing this package registers the ``"hybrid"`` rebuilder of ``weights.load_mo
 
 from __future__ import annotations
 
+from ..weights import match_state_dict
 from .builder import HybridBuilder, build_from_recipe
 from .catalog import CATALOG, BackboneSpec, get_backbone_spec
 from .compat import BackboneInfo, create_hybrid, extract_tiers, get_backbone_info, list_backbones
@@ -45,4 +46,5 @@ __all__ = [
     "get_backbone_info",
     "get_backbone_spec",
     "list_backbones",
+    "match_state_dict",
 ]

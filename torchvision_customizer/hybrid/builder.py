@@ -48,6 +48,7 @@ from .patch import (
     plan_patches,
     trace_model,
 )
+from .patch_spec import PatchSpec  # noqa: F401  (the 2.x home of PatchSpec)
 
 __all__ = ["HybridBuilder", "build_from_recipe"]
 

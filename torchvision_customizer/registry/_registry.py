@@ -153,6 +153,7 @@ class Registry:
         aliases = tuple(aliases)
 
         def _do(target: Any) -> Any:
+            self._ensure_loaded()  # a user name must be checked against the built-ins, even before first use
             reg_name = name if name is not None else getattr(target, "__name__", None)
             if not reg_name or not isinstance(reg_name, str):
                 raise RegistryError("cannot infer a registry name", expected="a name",

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -409,6 +410,9 @@ def _load(model: nn.Module, raw: Mapping[str, Any], desc: str, *, strict: bool, 
         return report
 
     if values:
+        # keep the per-module version metadata: some torchvision modules (MNASNet) migrate by it
+        values = OrderedDict(values)
+        values._metadata = getattr(model.state_dict(), "_metadata", None)  # type: ignore[attr-defined]
         result = model.load_state_dict(values, strict=False)
         if result.unexpected_keys:  # a module hook refused a key we matched: say so, do not hide it
             for k in result.unexpected_keys:
