@@ -125,7 +125,7 @@ def test_implementations_a_class_has_keep_priority() -> None:
     composed = _build("composed")
     assert type(composed).explain is ComposedModel.explain
     assert type(composed).summary is ComposedModel.summary
-    assert HybridModel.param_groups is not ModelSurface.param_groups
+    assert HybridModel._group_of_params is not ModelSurface._group_of_params  # groups by name (tokens, gates)
     assert HybridModel.freeze_backbone is not ModelSurface.freeze_backbone
 
 

@@ -34,8 +34,6 @@ __all__ = ["HybridModel", "Modification", "BN_POLICIES"]
 
 BN_POLICIES = ("eval", "frozen", "train")
 _VIEWS = ("stem", "stages", "head")
-_NO_DECAY_NAMES = ("class_token", "pos_embedding", "cls_token", "pos_embed", "relative_position_bias_table",
-                   "logit_scale", "gamma")
 
 
 @dataclass(frozen=True)
@@ -390,46 +388,11 @@ class HybridModel(ModelSurface, nn.Module):
         """Number of parameters (only those with ``requires_grad`` when ``trainable_only``)."""
         return _count(self.parameters(), trainable_only)
 
-    def param_groups(self, lr: float, layer_decay: float | None = None, weight_decay: float = 0.0,
-                     no_weight_decay: Sequence[str] = ()) -> list[dict[str, Any]]:
-        """Optimizer parameter groups with layer-wise learning-rate decay by stage.
-
-        Layers are numbered stem = 0, stage ``i`` = ``i + 1``, head = ``num_stages + 1``; each gets
-        ``lr * layer_decay ** (num_stages + 1 - layer)`` (the head gets ``lr``). With
-        ``weight_decay > 0``, biases, norm weights (1-D tensors), position/class tokens, preservation
-        gates and names in ``no_weight_decay`` get no weight decay. Only trainable parameters.
-
-        Example:
-            >>> opt = torch.optim.AdamW(model.param_groups(1e-3, layer_decay=0.7, weight_decay=0.05))  # doctest: +SKIP
-        """
-        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0:
-            raise BlockValueError("lr must be a positive number", where="param_groups", expected="lr > 0", got=lr)
-        if layer_decay is not None and (not isinstance(layer_decay, (int, float)) or not 0 < layer_decay <= 1):
-            raise BlockValueError("layer_decay must be in (0, 1]", where="param_groups",
-                                  expected="0 < layer_decay <= 1", got=layer_decay)
-        if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
-            raise BlockValueError("weight_decay must be >= 0", where="param_groups", expected=">= 0", got=weight_decay)
-        n = self.num_stages
+    def _group_of_params(self) -> dict[int, Any]:
+        """``ModelSurface`` hook: group every parameter by name (tokens and gates included), so the
+        shared ``param_groups``/``explain`` see this model's stem, stages and head."""
         groups = self._groups()
-        skip = tuple(_NO_DECAY_NAMES) + tuple(no_weight_decay)
-        buckets: dict[tuple[int, bool], dict[str, Any]] = {}
-        for name, p in self.named_parameters():
-            if not p.requires_grad:
-                continue
-            g = self._group_of(name, groups)
-            layer = 0 if g == "stem" else n + 1 if g == "head" else int(g) + 1
-            decay = weight_decay > 0 and p.ndim > 1 and not any(name == s or name.endswith("." + s) for s in skip)
-            scale = 1.0 if layer_decay is None else float(layer_decay) ** (n + 1 - layer)
-            key = (layer, decay)
-            if key not in buckets:
-                label = "stem" if layer == 0 else "head" if layer == n + 1 else f"stage{layer - 1}"
-                buckets[key] = {"params": [], "lr": lr * scale, "lr_scale": scale,
-                                "weight_decay": weight_decay if decay else 0.0,
-                                "name": f"{label}{'' if decay or weight_decay == 0 else '_no_decay'}",
-                                "param_names": []}
-            buckets[key]["params"].append(p)
-            buckets[key]["param_names"].append(name)
-        return [buckets[k] for k in sorted(buckets)]
+        return {id(p): self._group_of(name, groups) for name, p in self.named_parameters()}
 
     # --------------------------------------------------------------- reporting
     @property

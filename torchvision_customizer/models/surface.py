@@ -52,8 +52,9 @@ __all__ = ["BN_POLICIES", "ModelSurface"]
 
 #: what ``freeze(..., bn=...)`` may do with the frozen BatchNorm layers
 BN_POLICIES = ("eval", "frozen", "train")
+#: parameter names never weight-decayed: tokens, position tables, and scales (layer scale, preservation gates)
 _NO_DECAY_NAMES = ("class_token", "pos_embedding", "cls_token", "pos_embed", "relative_position_bias_table",
-                   "logit_scale")
+                   "logit_scale", "gamma")
 
 
 def _is_int(v: Any) -> bool:
